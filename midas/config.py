@@ -108,6 +108,11 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
         expected = (int,)
     else:
         expected = (type(default),)
+    if float in expected and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) and bool not in expected and object not in expected:
         raise ConfigError(f"config key {key!r} = {value!r} must be {expected[0].__name__}, not a boolean")
     if not isinstance(value, expected):
