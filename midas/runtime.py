@@ -57,7 +57,8 @@ def configure(cfg: dict[str, Any]) -> torch.device:
         torch.set_num_threads(cfg["threads"])
     if cfg["deterministic"]:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        # warn_only: an op without a deterministic CUDA kernel warns (naming itself) instead of failing
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     else:
