@@ -217,3 +217,44 @@ def test_nan_loss_stops_keeps_checkpoint_names_step(tmp_path: Path, tiny_data: d
     assert "loss became" in err and "epoch" in err and "step" in err
     assert not (out / "genotype.json").exists()
     assert not (out / "weights.npz").exists()
+
+
+@pytest.mark.slow
+def test_train_killed_mid_run_resumes_bitwise(tmp_path: Path, tiny_data: dict[str, str]) -> None:
+    from midas.genotypes import DARTS_V2
+
+    geno = tmp_path / "genotype.json"
+    geno.write_text(json.dumps({"space": "darts", "genotype": DARTS_V2.to_dict()}))
+    sets = ["data.source=npz", f"data.train={tiny_data['train']}", f"data.test={tiny_data['test']}",
+            "train.epochs=5", "train.batch_size=16", "train.layers=3", "train.channels=4",
+            "device=cpu", "threads=1", "progress=log"]
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, "-m", "midas", "train", "--genotype", str(geno), "--dataset", "tiny",
+                "--seed", "2", "--out", str(out), *[a for s in sets for a in ("--set", s)]]
+
+    ref = tmp_path / "reference"
+    subprocess.run(cmd(ref), check=True, env=_env(), capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "train_log.csv").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.02)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists(), "killed too late to test a resume"
+    done = subprocess.run(cmd(killed), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    def rows(out: Path) -> list[dict[str, str]]:
+        with (out / "train_log.csv").open() as fh:
+            return [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in csv.DictReader(fh)]
+
+    assert rows(ref) == rows(killed)
+    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (ref, killed))
+    assert {k: v for k, v in ma.items() if "time" not in k} == {k: v for k, v in mb.items() if "time" not in k}
+    sa = torch.load(ref / "checkpoint.pt", weights_only=True)["model"]
+    sb = torch.load(killed / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
