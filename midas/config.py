@@ -23,6 +23,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "data.source": ("auto", "torchvision", "npz", "imagefolder", "imagenet16"),
     "search.order": ("first", "second"),
     "midas.topology": ("auto", "pairs", "darts"),
+    "supernet.impl": ("fast", "reference"),
 }
 #: keys whose default is null but that take a value of this type
 NULLABLE: dict[str, tuple[type, ...]] = {
@@ -30,10 +31,11 @@ NULLABLE: dict[str, tuple[type, ...]] = {
     "train.epochs": (int,), "train.batch_size": (int,), "train.lr": (float, int),
     "train.nesterov": (bool,), "train.weight_decay": (float, int), "train.channels": (int,),
     "train.layers": (int,), "train.cutout": (int,), "train.drop_path": (float, int),
-    "train.auxiliary_weight": (float, int),
+    "train.auxiliary_weight": (float, int), "benchmark.table": (str,), "benchmark.api_file": (str,),
 }
 POSITIVE = ("search.epochs", "search.batch_size", "search.eval_batch_size", "supernet.channels",
-            "supernet.layers", "supernet.cells_per_stage", "midas.patch_grid", "midas.attn_dim")
+            "supernet.layers", "supernet.cells_per_stage", "midas.patch_grid", "midas.attn_dim",
+            "search.weights_sample_cap")  # weights.npz needs at least one sample
 
 
 def defaults() -> dict[str, Any]:
@@ -152,13 +154,17 @@ def resolve(config_file: str | Path | None = None, overrides: list[str] | None =
 
 
 def method_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Weighting settings implied by method and space (midas-global = patch grid 1)."""
+    """Weighting settings implied by method and space.
+
+    midas-global is midas with patch grid 1; darts's static alpha has no patches, so
+    its grid is 1 too (what weights.npz and genotype.json record for it).
+    """
     from midas.spaces import get_space
 
     space = get_space(cfg["space"])
     method = cfg["method"]
     weighting = "darts" if method == "darts" else "midas"
-    grid = 1 if method == "midas-global" else cfg["midas"]["patch_grid"]
+    grid = cfg["midas"]["patch_grid"] if method == "midas" else 1
     topology = cfg["midas"]["topology"]
     if space.family == "nb201":
         if topology == "pairs":

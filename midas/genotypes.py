@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from midas.errors import GenotypeError
 from midas.spaces import SearchSpace, get_space
@@ -66,7 +66,7 @@ class Nb201Arch:
         return self.to_str()
 
 
-Genotype = Union[DartsGenotype, Nb201Arch]
+Genotype = DartsGenotype | Nb201Arch
 
 
 def parse_nb201(arch: str, space: SearchSpace | None = None) -> Nb201Arch:
