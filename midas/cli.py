@@ -14,7 +14,7 @@ import sys
 
 from midas import __version__
 from midas.errors import MidasError, NonFiniteLossError, ResourceError
-from midas.runtime import setup_logging
+from midas.logs import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import random
 import sys
@@ -14,29 +13,9 @@ import numpy as np
 import torch
 
 from midas.errors import ConfigError
+from midas.logs import log, setup_logging  # noqa: F401  (re-exported)
 
-log = logging.getLogger("midas")
 T = TypeVar("T")
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at emit time (tests and tools swap it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    if not log.handlers:
-        h = _StderrHandler()
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        log.addHandler(h)
-    log.setLevel(level)
 
 
 def select_device(spec: str) -> torch.device:

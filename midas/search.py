@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from midas import checkpoint, config as config_mod, io
+from midas import checkpoint, io
+from midas import config as config_mod
 from midas.data import BatchLoader, ImageArrays, Normalizer, load_split
 from midas.decode import decode, default_rule
 from midas.errors import CheckpointError, NonFiniteLossError
@@ -242,7 +243,8 @@ def weighting_config(cfg: dict[str, Any]) -> WeightingConfig:
     m = config_mod.method_settings(cfg)
     return WeightingConfig(method=m["method"], topology=m["topology"], patch_grid=m["patch_grid"],
                            attn_dim=cfg["midas"]["attn_dim"], temperature=cfg["midas"]["temperature"],
-                           skip_none=cfg["supernet"]["skip_none"])
+                           skip_none=cfg["supernet"]["skip_none"], impl=cfg["supernet"]["impl"],
+                           channels_last=cfg["supernet"]["channels_last"])
 
 
 def make_supernet(cfg: dict[str, Any], space: SearchSpace, num_classes: int, in_channels: int = 3) -> Supernet:
@@ -359,6 +361,7 @@ def run_search(cfg: dict[str, Any], out: str | Path, fresh: bool = False) -> dic
                                         "config": json.dumps(cfg)})
     if stats is None or not stats.samples:  # resumed after the last epoch's checkpoint: recompute
         stats = searcher.evaluate(eval_loader, s["weights_sample_cap"])
+        io.write_csv(out / "search_log.csv", rows)  # a rerun may have had its outputs deleted
     genotype = searcher.final_architecture(stats, rule)
     meta = {"space": space.name, "method": cfg["method"], "seed": cfg["seed"], "dataset": cfg["dataset"],
             "patch_grid": searcher.model.wcfg.patch_grid, "topology": searcher.model.wcfg.topology}
