@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from midas import config as config_mod
 from midas.errors import CheckpointError
 from midas.io import atomic_open
 
@@ -55,4 +57,23 @@ def load(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or "epoch" not in state:
         raise CheckpointError(f"checkpoint {path} is not a midas checkpoint; rerun with --fresh to start over")
+    return state
+
+
+def load_for_resume(path: str | Path, cfg: dict[str, Any], free_keys: set[str]) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None if there is none).
+
+    One written with another configuration is refused, naming the keys, unless they are
+    in ``free_keys`` (settings that change speed, not results).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = load(path)
+    differ = config_mod.diff(json.loads(state["config"]), cfg, free_keys)
+    if differ:
+        raise CheckpointError(
+            f"{path} was written with a different configuration (differs in: {', '.join(differ)}). "
+            "Use another output folder, or --fresh to discard the checkpoint."
+        )
     return state

@@ -177,5 +177,11 @@ def method_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"method": weighting, "patch_grid": grid, "topology": topology}
 
 
+def diff(a: dict[str, Any], b: dict[str, Any], ignore: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Dotted keys whose values differ between two configurations."""
+    fa, fb = _flatten(a), _flatten(b)
+    return sorted(k for k in fa.keys() | fb.keys() if k not in ignore and fa.get(k) != fb.get(k))
+
+
 def dump(cfg: dict[str, Any]) -> str:
     return yaml.safe_dump(cfg, sort_keys=False)

@@ -26,7 +26,7 @@ from midas import checkpoint, io
 from midas import config as config_mod
 from midas.data import BatchLoader, ImageArrays, Normalizer, load_split
 from midas.decode import decode, default_rule
-from midas.errors import CheckpointError, NonFiniteLossError
+from midas.errors import NonFiniteLossError
 from midas.genotypes import Genotype, Nb201Arch
 from midas.runtime import autocast, configure, epoch_seed, grad_scaler, log, progress, seed_everything
 from midas.spaces import SearchSpace, get_space
@@ -282,11 +282,6 @@ def weights_arrays(space: SearchSpace, stats: WeightStats, meta: dict[str, Any])
     return arrays
 
 
-def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    fa, fb = config_mod._flatten(a), config_mod._flatten(b)
-    return sorted(k for k in fa.keys() | fb.keys() if k not in RESUME_FREE and fa.get(k) != fb.get(k))
-
-
 def run_search(cfg: dict[str, Any], out: str | Path, fresh: bool = False) -> dict[str, Any]:
     """Run (or resume) one search and write its outputs to ``out``."""
     out = Path(out)
@@ -313,14 +308,8 @@ def run_search(cfg: dict[str, Any], out: str | Path, fresh: bool = False) -> dic
     ckpt_path = out / CHECKPOINT
     rows: list[dict[str, Any]] = []
     start, wall = 0, 0.0
-    if ckpt_path.exists() and not fresh:
-        state = checkpoint.load(ckpt_path)
-        diff = _config_diff(json.loads(state["config"]), cfg)
-        if diff:
-            raise CheckpointError(
-                f"{ckpt_path} was written with a different configuration (differs in: {', '.join(diff)}). "
-                "Use another output folder, or --fresh to discard the checkpoint."
-            )
+    state = None if fresh else checkpoint.load_for_resume(ckpt_path, cfg, RESUME_FREE)
+    if state is not None:
         searcher.load_state_dict(state["searcher"])
         rows, start, wall = state["rows"], state["epoch"], state["wall_time"]
         log.info("resuming %s from epoch %d of %d", out, start, s["epochs"])

@@ -27,7 +27,7 @@ from torch import nn
 from midas import checkpoint, io
 from midas import config as config_mod
 from midas.data import BatchLoader, ImageArrays, Normalizer, load_split
-from midas.errors import CheckpointError, ConfigError, NonFiniteLossError
+from midas.errors import ConfigError, NonFiniteLossError
 from midas.evalnets import DropPathMixin, build_eval_network, count_parameters
 from midas.flops import flops_summary
 from midas.genotypes import Genotype, load_genotype_file
@@ -175,11 +175,6 @@ def check_train_memory(model: nn.Module, loader: BatchLoader, device: torch.devi
 
 # ---------------------------------------------------------------------- driver
 
-def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    fa, fb = config_mod._flatten(a), config_mod._flatten(b)
-    return sorted(k for k in fa.keys() | fb.keys() if k not in RESUME_FREE and fa.get(k) != fb.get(k))
-
-
 def _num_classes(train: ImageArrays, test: ImageArrays) -> int:
     return int(max(train.y.max() + 1, test.y.max() + 1, len(train.class_names)))
 
@@ -228,14 +223,8 @@ def run_train(cfg: dict[str, Any], genotype_path: str | Path, out: str | Path, f
     ckpt_path = out / CHECKPOINT
     rows: list[dict[str, Any]] = []
     start, wall = 0, 0.0
-    if ckpt_path.exists() and not fresh:
-        state = checkpoint.load(ckpt_path)
-        diff = _config_diff(json.loads(state["config"]), cfg)
-        if diff:
-            raise CheckpointError(
-                f"{ckpt_path} was written with a different configuration (differs in: {', '.join(diff)}). "
-                "Use another output folder, or --fresh to discard the checkpoint."
-            )
+    state = None if fresh else checkpoint.load_for_resume(ckpt_path, cfg, RESUME_FREE)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

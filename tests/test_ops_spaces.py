@@ -17,15 +17,6 @@ SK, S3, S5, D3, D5, MP, AP = ("skip_connect", "sep_conv_3x3", "sep_conv_5x5", "d
                               "dil_conv_5x5", "max_pool_3x3", "avg_pool_3x3")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra intra-op threads only add contention on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _space_ops() -> list[str]:
     names: set[str] = set()
     for s in ALL_SPACES:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, tiny_overrides
+
 from midas.cli import main as cli_main
 
 TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}

@@ -25,15 +25,6 @@ LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "arch_loss", "arch_acc"
 CAP = 25  # < the 60 validation images of the tiny set
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra intra-op threads only add contention on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _search(tmp: Path, data: dict[str, str], space: str, method: str, *extra: str, epochs: int = 2) -> tuple:
     cfg = config.resolve(None, [*tiny_overrides(data, epochs), f"search.weights_sample_cap={CAP}", *extra],
                          space=space, method=method, dataset="tiny", seed=1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from conftest import tiny_overrides
 from torch.func import functional_call
 
-from conftest import tiny_overrides
 from midas.config import resolve
 from midas.search import BilevelSearcher, make_supernet
 from midas.spaces import get_space

@@ -20,15 +20,6 @@ CLASSES = 5
 BATCH = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra intra-op threads only add contention on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny(space: str, method: str, *extra: str) -> tuple[dict, torch.nn.Module]:
     cfg = config.resolve(None, ["supernet.channels=4", "supernet.layers=3", "supernet.cells_per_stage=1",
                                 "midas.attn_dim=4", *extra], space=space, method=method)
