@@ -32,6 +32,15 @@ class ReLUConvBN(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track),
         )
 
+    @property
+    def act(self) -> nn.Module:
+        """The leading activation; ``from_relu(act(x)) == forward(x)``."""
+        return self[0]
+
+    def from_relu(self, r: torch.Tensor) -> torch.Tensor:
+        """The op on an input that is already ``act(x)`` (shared by the ops of a source node)."""
+        return self[2](self[1](r))
+
 
 class DilConv(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -44,6 +53,13 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track),
         )
 
+    @property
+    def act(self) -> nn.Module:
+        return self[0]
+
+    def from_relu(self, r: torch.Tensor) -> torch.Tensor:
+        return self[3](self[2](self[1](r)))
+
 
 class SepConv(nn.Sequential):
     """Two stacked depthwise-separable convolutions, the first one strided (DARTS)."""
@@ -54,6 +70,13 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine, track),
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine, track),
         )
+
+    @property
+    def act(self) -> nn.Module:
+        return self[0].act
+
+    def from_relu(self, r: torch.Tensor) -> torch.Tensor:
+        return self[1](self[0].from_relu(r))
 
 
 class Identity(nn.Module):
@@ -87,7 +110,8 @@ class Noise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        return torch.randn_like(x)
+        # drawn in NCHW order whatever x's layout, so the fast (channels-last) path draws the same noise
+        return torch.randn(x.shape, dtype=x.dtype, device=x.device)
 
 
 class FactorizedReduce(nn.Module):
@@ -100,10 +124,20 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track)
 
+    @property
+    def act(self) -> nn.Module:
+        return self.relu
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        y = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(y)], dim=1))
+        return self.from_relu(self.relu(x))
+
+    def from_relu(self, r: torch.Tensor) -> torch.Tensor:
+        # A stride-2 1x1 conv is a 1x1 conv of the even (conv_1) and, after padding, odd
+        # (conv_2) pixels; subsampling first gives the same values and avoids a oneDNN
+        # stride-2 1x1 backward that corrupts memory on channels-last maps (torch 2.14, CPU).
+        even = r[:, :, ::2, ::2]
+        odd = F.pad(r, (0, 1, 0, 1))[:, :, 1::2, 1::2]
+        return self.bn(torch.cat([F.conv2d(even, self.conv_1.weight), F.conv2d(odd, self.conv_2.weight)], dim=1))
 
 
 class Pool(nn.Module):
@@ -124,8 +158,9 @@ class Pool(nn.Module):
 
 
 def _skip(c_in: int, c_out: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    if stride == 1 and c_in == c_out:
-        return Identity()
+    if stride == 1:
+        # NB201's FactorizedReduce is a ReLU-1x1 conv-BN at stride 1 when channels change
+        return Identity() if c_in == c_out else ReLUConvBN(c_in, c_out, 1, 1, 0, affine, track)
     return FactorizedReduce(c_in, c_out, affine, track)
 
 

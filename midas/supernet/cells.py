@@ -10,7 +10,16 @@ from torch import nn
 
 from midas.ops import FactorizedReduce, ReLUConvBN
 from midas.spaces import SearchSpace
-from midas.supernet.mixing import EdgeAttention, MixedEdge, edge_score, pair_mix, pair_weights, weighted_sum
+from midas.supernet.mixing import (
+    EdgeAttention,
+    MixedEdge,
+    edge_score,
+    pair_mix,
+    pair_mix_fused,
+    pair_weights,
+    weighted_sum,
+    weighted_sum_fused,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,8 @@ class WeightingConfig:
     attn_dim: int = 16
     temperature: float = 1.0
     skip_none: bool = True         # fast path: never evaluate the `none` op
+    impl: str = "fast"             # "fast" (shared per-node work, fused sums) or "reference" (DARTS design)
+    channels_last: bool = True     # fast path: NHWC activations and conv weights (faster convs on CPU)
 
 
 class SearchCell(nn.Module):
@@ -37,7 +48,7 @@ class SearchCell(nn.Module):
         self.op_names = space.ops(cell_type)
         self.edges = nn.ModuleList(
             MixedEdge(ops, c, 2 if reduction and src < input_nodes else 1, affine=False, track=track,
-                      pool_bn=pool_bn, skip_none=wcfg.skip_none)
+                      pool_bn=pool_bn, skip_none=wcfg.skip_none, impl=wcfg.impl)
             for ops, (src, _) in zip(self.op_names, space.edges)
         )
         self.attention = None
@@ -46,16 +57,22 @@ class SearchCell(nn.Module):
                 EdgeAttention(c, wcfg.attn_dim, wcfg.patch_grid, wcfg.temperature) for _ in space.edges
             )
         self._incoming = {node: space.incoming(node) for node in space.intermediate_nodes}
+        self.fast = wcfg.impl != "reference"
+        self._sum = weighted_sum_fused if self.fast else weighted_sum
+        self._pair_mix = pair_mix_fused if self.fast else pair_mix
 
     def mix_nodes(self, states: list[torch.Tensor], alpha: torch.Tensor | None,
                   record: list[dict[str, Any]] | None) -> list[torch.Tensor]:
         edge_w: list[torch.Tensor] = [None] * len(self.edges)  # type: ignore[list-item]
         betas: list[torch.Tensor] = []
-        for node, incoming in self._incoming.items():
+        # per source state: work its outgoing edges share (fast path only)
+        shared: list[dict | None] = [{} if self.fast else None for _ in range(len(states) + len(self._incoming))]
+        for incoming in self._incoming.values():
             zs, scores = [], []
             for e in incoming:
-                x = states[self.space.edges[e][0]]
-                ys = self.edges[e](x)
+                src = self.space.edges[e][0]
+                x = states[src]
+                ys = self.edges[e](x, shared[src])
                 if self.attention is not None:
                     logits = self.attention[e](x, ys)
                 else:
@@ -63,13 +80,13 @@ class SearchCell(nn.Module):
                     logits = alpha[e].view(1, -1, 1, 1)
                 w = torch.softmax(logits.float(), dim=1).to(x.dtype)
                 edge_w[e] = w
-                zs.append(weighted_sum(ys, w))
+                zs.append(self._sum(ys, w))
                 if self.topology == "pairs":
                     scores.append(edge_score(logits.float(), self.op_names[e]))
             if self.topology == "pairs" and len(zs) > 1:
                 beta = pair_weights(scores)
                 betas.append(beta)
-                states.append(pair_mix(zs, beta.to(zs[0].dtype)))
+                states.append(self._pair_mix(zs, beta.to(zs[0].dtype)))
             else:
                 if self.topology == "pairs":
                     betas.append(torch.ones_like(scores[0]).unsqueeze(1))

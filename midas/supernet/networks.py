@@ -18,6 +18,18 @@ class Supernet(nn.Module):
     space: SearchSpace
     wcfg: WeightingConfig
 
+    @property
+    def nhwc(self) -> bool:
+        """Channels-last layout: a fast-path option (the reference path keeps NCHW)."""
+        return self.wcfg.channels_last and self.wcfg.impl != "reference"
+
+    def _to_input_layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.nhwc else x
+
+    def _apply_layout(self) -> None:
+        if self.nhwc:
+            self.to(memory_format=torch.channels_last)
+
     def _init_alphas(self) -> None:
         self.alphas = nn.ParameterDict()
         if self.wcfg.method != "darts":
@@ -67,9 +79,10 @@ class DartsSupernet(Supernet):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
         self._init_alphas()
+        self._apply_layout()
 
     def forward(self, x: torch.Tensor, record: list[dict[str, Any]] | None = None) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
+        s0 = s1 = self.stem(self._to_input_layout(x))
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, self.alpha(cell.cell_type), record)
         return self.classifier(self.global_pooling(s1).flatten(1))
@@ -123,9 +136,10 @@ class Nb201Supernet(Supernet):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
         self._init_alphas()
+        self._apply_layout()
 
     def forward(self, x: torch.Tensor, record: list[dict[str, Any]] | None = None) -> torch.Tensor:
-        x = self.stem(x)
+        x = self.stem(self._to_input_layout(x))
         for cell in self.cells:
             x = cell(x, self.alpha("normal"), record) if isinstance(cell, Nb201SearchCell) else cell(x)
         return self.classifier(self.global_pooling(self.lastact(x)).flatten(1))
@@ -134,6 +148,8 @@ class Nb201Supernet(Supernet):
 def build_supernet(space: SearchSpace, num_classes: int, wcfg: WeightingConfig, channels: int,
                    layers: int, cells_per_stage: int, stem_multiplier: int = 3,
                    in_channels: int = 3) -> Supernet:
+    if wcfg.impl not in ("fast", "reference"):
+        raise ValueError(f"supernet impl {wcfg.impl!r} is unknown; use 'fast' or 'reference'")
     if space.family == "nb201":
         if wcfg.topology != "darts":
             raise ValueError("NB201 cells sum all incoming edges; topology 'pairs' applies to DARTS-like spaces")
