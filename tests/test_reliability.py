@@ -97,12 +97,18 @@ def test_same_seed_same_result_different_seed_differs(tmp_path: Path, tiny_data:
     assert not np.array_equal(wa["normal_weights"], wc["normal_weights"])
 
 
+def _search_args(out: Path, data: dict[str, str], *extra: str, space: str = "nb201",
+                 method: str = "midas") -> list[str]:
+    args = ["search", "--space", space, "--method", method, "--dataset", "tiny", "--out", str(out)]
+    for o in tiny_overrides(data):
+        args += ["--set", o]
+    return args + list(extra)
+
+
 def test_corrupt_checkpoint_clear_error_and_fresh_start(tmp_path: Path, tiny_data: dict[str, str],
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    args = ["search", "--space", "nb201", "--method", "darts", "--dataset", "tiny", "--out", str(out)]
-    for o in tiny_overrides(tiny_data):
-        args += ["--set", o]
+    args = _search_args(out, tiny_data, space="nb201", method="darts")
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     assert cli_main(args) == 2
@@ -116,9 +122,7 @@ def test_corrupt_checkpoint_clear_error_and_fresh_start(tmp_path: Path, tiny_dat
 def test_truncated_real_checkpoint(tmp_path: Path, tiny_data: dict[str, str],
                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    args = ["search", "--space", "nb201", "--method", "midas", "--dataset", "tiny", "--out", str(out)]
-    for o in tiny_overrides(tiny_data):
-        args += ["--set", o]
+    args = _search_args(out, tiny_data, space="nb201", method="midas")
     assert cli_main(args) == 0
     blob = (out / "checkpoint.pt").read_bytes()
     (out / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])
@@ -130,9 +134,7 @@ def test_truncated_real_checkpoint(tmp_path: Path, tiny_data: dict[str, str],
 def test_resume_with_different_config_is_refused(tmp_path: Path, tiny_data: dict[str, str],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    args = ["search", "--space", "nb201", "--method", "midas", "--dataset", "tiny", "--out", str(out)]
-    for o in tiny_overrides(tiny_data):
-        args += ["--set", o]
+    args = _search_args(out, tiny_data, space="nb201", method="midas")
     assert cli_main(args) == 0
     assert cli_main(args + ["--set", "search.lr=0.5"]) == 2
     err = capsys.readouterr().err
@@ -141,9 +143,7 @@ def test_resume_with_different_config_is_refused(tmp_path: Path, tiny_data: dict
 
 def test_checkpoint_loads_with_weights_only(tmp_path: Path, tiny_data: dict[str, str]) -> None:
     out = tmp_path / "run"
-    args = ["search", "--space", "s2", "--method", "darts", "--dataset", "tiny", "--out", str(out)]
-    for o in tiny_overrides(tiny_data):
-        args += ["--set", o]
+    args = _search_args(out, tiny_data, space="s2", method="darts")
     assert cli_main(args) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=True)  # raises if anything needs unpickling code
     assert {"searcher", "rng", "rows", "epoch", "config"} <= set(state)
@@ -151,13 +151,6 @@ def test_checkpoint_loads_with_weights_only(tmp_path: Path, tiny_data: dict[str,
 
 
 # ------------------------------------------------------------------ bad input: message, exit code, no output
-
-def _search_args(out: Path, data: dict[str, str], *extra: str, space: str = "nb201") -> list[str]:
-    args = ["search", "--space", space, "--method", "midas", "--dataset", "tiny", "--out", str(out)]
-    for o in tiny_overrides(data):
-        args += ["--set", o]
-    return args + list(extra)
-
 
 @pytest.mark.parametrize(("extra", "code", "needle"), [
     (["--space", "nb301"], 2, "unknown search space 'nb301'"),
