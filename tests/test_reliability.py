@@ -251,3 +251,43 @@ def test_train_killed_mid_run_resumes_bitwise(tmp_path: Path, tiny_data: dict[st
     sa = torch.load(ref / "checkpoint.pt", weights_only=True)["model"]
     sb = torch.load(killed / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.slow
+def test_snakemake_killed_job_is_rerun_and_resumes(tmp_path: Path) -> None:
+    """Kill the whole Snakemake process group mid-search; --rerun-incomplete resumes from the checkpoint."""
+    import yaml
+
+    from conftest import write_npz_dataset
+
+    data = write_npz_dataset(tmp_path / "data", n_train=160, n_test=32, classes=4, size=16)
+    cfg = {"budget": "kill-test", "spaces": {"nb201": ["cifar10"]}, "methods": ["midas"], "seeds": [0],
+           "threads": 1, "data": {"source": "npz", "train": data["train"], "test": data["test"]},
+           "search": {"epochs": 6, "batch_size": 16, "eval_batch_size": 32, "weights_sample_cap": 32},
+           "supernet": {"channels": 4, "cells_per_stage": 1}, "midas": {"attn_dim": 4}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/search/nb201/cifar10/midas/seed0/genotype.json"
+    run_dir = tmp_path / "results/search/nb201/cifar10/midas/seed0"
+    env = dict(_env(), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
+           "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "1", target]
+
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while not (run_dir / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "search ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job die together, as on a node failure
+    proc.wait()
+    assert not (run_dir / "genotype.json").exists(), "killed too late to test a resume"
+
+    # a killed Snakemake leaves its lock: --unlock, then rerun (the README's recovery recipe)
+    subprocess.run(cmd + ["--unlock"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
+    done = subprocess.run(cmd + ["--rerun-incomplete"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    log = (tmp_path / "results/logs/search/nb201/cifar10/midas/seed0.log").read_text()
+    assert "resuming" in log and "from epoch" in log
+    with (run_dir / "search_log.csv").open() as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5, 6]
