@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, tiny_overrides
+import yaml
+from conftest import REPO, tiny_overrides, write_npz_dataset
 
 from midas.cli import main as cli_main
 
@@ -256,10 +257,6 @@ def test_train_killed_mid_run_resumes_bitwise(tmp_path: Path, tiny_data: dict[st
 @pytest.mark.slow
 def test_snakemake_killed_job_is_rerun_and_resumes(tmp_path: Path) -> None:
     """Kill the whole Snakemake process group mid-search; --rerun-incomplete resumes from the checkpoint."""
-    import yaml
-
-    from conftest import write_npz_dataset
-
     data = write_npz_dataset(tmp_path / "data", n_train=160, n_test=32, classes=4, size=16)
     cfg = {"budget": "kill-test", "spaces": {"nb201": ["cifar10"]}, "methods": ["midas"], "seeds": [0],
            "threads": 1, "data": {"source": "npz", "train": data["train"], "test": data["test"]},
