@@ -60,21 +60,28 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _kill_once_written(cmd: list[str], marker: Path, settle: float = 0.0, timeout: float = 180,
+                       **popen: object) -> None:
+    """Start ``cmd`` in its own process group; SIGKILL the whole group soon after ``marker`` appears."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            **popen)  # type: ignore[call-overload]
+    deadline = time.time() + timeout
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, f"{cmd[2:4]} ended before it could be killed"
+        time.sleep(0.02)
+    time.sleep(settle)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.slow
 def test_search_killed_mid_run_resumes_bitwise(tmp_path: Path, tiny_data: dict[str, str]) -> None:
     ref = tmp_path / "reference"
     subprocess.run(_cmd(ref, tiny_data), check=True, env=_env(), capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(killed, tiny_data), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "search_log.csv").exists():  # first epoch done: now inside a later one
-        assert proc.poll() is None and time.time() < deadline, "search ended before it could be killed"
-        time.sleep(0.02)
-    time.sleep(0.15)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # the first epoch's log row exists: the process is now inside a later epoch
+    _kill_once_written(_cmd(killed, tiny_data), killed / "search_log.csv", settle=0.15, env=_env())
     assert not (killed / "genotype.json").exists(), "killed too late to test a resume"
 
     done = subprocess.run(_cmd(killed, tiny_data), env=_env(), capture_output=True, text=True)
@@ -230,14 +237,7 @@ def test_train_killed_mid_run_resumes_bitwise(tmp_path: Path, tiny_data: dict[st
     ref = tmp_path / "reference"
     subprocess.run(cmd(ref), check=True, env=_env(), capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(cmd(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "train_log.csv").exists():
-        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
-        time.sleep(0.02)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_once_written(cmd(killed), killed / "train_log.csv", settle=0.1, env=_env())
     assert not (killed / "metrics.json").exists(), "killed too late to test a resume"
     done = subprocess.run(cmd(killed), env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -269,14 +269,8 @@ def test_snakemake_killed_job_is_rerun_and_resumes(tmp_path: Path) -> None:
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
            "--configfile", "config.yaml", "--directory", str(tmp_path), "--cores", "1", target]
 
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 180
-    while not (run_dir / "checkpoint.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, "search ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job die together, as on a node failure
-    proc.wait()
+    # Snakemake and its job die together, as on a node failure
+    _kill_once_written(cmd, run_dir / "checkpoint.pt", cwd=tmp_path, env=env)
     assert not (run_dir / "genotype.json").exists(), "killed too late to test a resume"
 
     # a killed Snakemake leaves its lock: --unlock, then rerun (the README's recovery recipe)
